@@ -11,4 +11,4 @@ if COLLECTIONS not in sys.path:
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.pvesim"]

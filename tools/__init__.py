@@ -1,0 +1,1 @@
+"""Development tools of the proxmox_ai.hardening collection (not shipped as plugins)."""
