@@ -37,7 +37,15 @@ run_stage() {
   return 0
 }
 
+# ansible-lint and molecule (ansible-compat) install the collection under
+# ~/.ansible/collections; a copy left there by another checkout would shadow
+# this one, so drop it before they run.
+drop_stale_install() {
+  rm -rf "${HOME}/.ansible/collections/ansible_collections/proxmox_ai/hardening"
+}
+
 stage_lint() {
+  drop_stale_install
   ansible-lint --offline --profile production && antsibull-changelog lint
 }
 
@@ -48,6 +56,7 @@ stage_pytest() {
 
 stage_molecule() {
   local scenario="$1"
+  drop_stale_install
   molecule test -s "$scenario" > "${LOG_DIR}/molecule-${scenario}.log" 2>&1
   local rc=$?
   if [ "$rc" -ne 0 ]; then
