@@ -18,6 +18,15 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# pip install, without the warnings a machine's pip configuration may print
+# for every package (e.g. find-links folders that do not exist).
+quiet_pip() {
+  local rc
+  "${PAI_VENV}/bin/pip" install -q "$@" 2>&1 | grep -v 'is ignored: it is neither a file nor a directory' || true
+  rc="${PIPESTATUS[0]}"
+  return "$rc"
+}
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,8 +50,8 @@ want="$(cat "${PAI_ROOT}/requirements-dev.txt" "${PAI_ROOT}/constraints-dev.txt"
 if [ ! -x "${PAI_VENV}/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: creating virtualenv ${PAI_VENV}"
   python3 -m venv "${PAI_VENV}"
-  "${PAI_VENV}/bin/pip" install -q --upgrade pip wheel
-  "${PAI_VENV}/bin/pip" install -q -r "${PAI_ROOT}/requirements-dev.txt" -c "${PAI_ROOT}/constraints-dev.txt"
+  quiet_pip --upgrade pip wheel
+  quiet_pip -r "${PAI_ROOT}/requirements-dev.txt" -c "${PAI_ROOT}/constraints-dev.txt"
   echo "$want" > "$stamp"
 fi
 

@@ -5,12 +5,51 @@
 #   pai-proxy1   proxy          nginx TLS proxy
 #   pai-mon1     monitoring     collector and API
 #   pai-docker1  docker_hosts   Docker Engine (privileged, as TESTBED requires)
+# plus the Proxmox VE API simulator (tools/pvesim) on the network's gateway.
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
 
 NETWORK=pai-sandbox
 HOSTS=(pai-db1 pai-proxy1 pai-mon1 pai-docker1)
+PVESIM_DIR="${PAI_ROOT}/build/demo/pvesim"
+
+# The demo's Proxmox VE: the API simulator on the sandbox network's gateway,
+# so the containers (the collector) and the controller both reach it.
+pvesim_up() {
+  local gw pid
+  gw="$(podman network inspect "$NETWORK" --format '{{range .Subnets}}{{.Gateway}}{{end}}')"
+  mkdir -p "$PVESIM_DIR"
+  chmod 0700 "$PVESIM_DIR"
+  pid="$(cat "${PVESIM_DIR}/pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "${PVESIM_DIR}/address" 2>/dev/null)" = "$gw" ]; then
+    echo "sandbox: Proxmox API simulator already running on https://${gw}:8006 (pid ${pid})"
+    return 0
+  fi
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  echo "$gw" > "${PVESIM_DIR}/address"
+  cd "$PAI_ROOT"
+  setsid nohup python -m tools.pvesim --listen "$gw" --port 8006 --nodes 3 --guests-per-node 10 \
+    --storages 2 --seed 1 --san "$gw" --state-file "${PVESIM_DIR}/state.json" \
+    --ca-cert-out "${PVESIM_DIR}/pve-root-ca.pem" --admin-token-out "${PVESIM_DIR}/admin-token" \
+    > "${PVESIM_DIR}/pvesim.log" 2>&1 < /dev/null &
+  echo $! > "${PVESIM_DIR}/pid"
+  for _ in $(seq 1 50); do
+    [ -s "${PVESIM_DIR}/admin-token" ] && curl -fsS --cacert "${PVESIM_DIR}/pve-root-ca.pem" \
+      "https://${gw}:8006/api2/json/version" -H "Authorization: PVEAPIToken=$(cat "${PVESIM_DIR}/admin-token")" \
+      >/dev/null 2>&1 && { echo "sandbox: Proxmox API simulator on https://${gw}:8006 (pid $(cat "${PVESIM_DIR}/pid"))"; return 0; }
+    sleep 0.2
+  done
+  echo "sandbox: the Proxmox API simulator did not start; see ${PVESIM_DIR}/pvesim.log" >&2
+  return 1
+}
+
+pvesim_down() {
+  local pid
+  pid="$(cat "${PVESIM_DIR}/pid" 2>/dev/null || true)"
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  rm -f "${PVESIM_DIR}/pid"
+}
 
 create() {
   local name="$1"; shift
@@ -38,9 +77,11 @@ up() {
     done
     echo "sandbox: ${h} $(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$h") systemd=${state}"
   done
+  pvesim_up
 }
 
 down() {
+  pvesim_down
   for h in "${HOSTS[@]}"; do podman rm -f "$h" >/dev/null 2>&1 || true; done
   podman volume rm -f pai-docker1-lib >/dev/null 2>&1 || true
   podman network rm -f "$NETWORK" >/dev/null 2>&1 || true
