@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The local sandbox that `make demo` uses: real Debian 12 systemd containers
 # (podman) in the groups the roles target. up | down | status
-#   pai-db1      database       PostgreSQL
-#   pai-proxy1   proxy          nginx TLS proxy
-#   pai-mon1     monitoring     collector and API
-#   pai-docker1  docker_hosts   Docker Engine (privileged, as TESTBED requires)
+#   pai-db1      database               PostgreSQL
+#   pai-proxy1   proxy, docker_hosts    nginx TLS proxy in front of n8n, which runs in the
+#                                       Docker stack on the same host (privileged, as TESTBED
+#                                       requires for Docker inside a container)
+#   pai-mon1     monitoring             collector and API
 # plus the Proxmox VE API simulator (tools/pvesim) on the network's gateway.
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
 
 NETWORK=pai-sandbox
-HOSTS=(pai-db1 pai-proxy1 pai-mon1 pai-docker1)
+HOSTS=(pai-db1 pai-proxy1 pai-mon1)
 PVESIM_DIR="${PAI_ROOT}/build/demo/pvesim"
 
 # The demo's Proxmox VE: the API simulator on the sandbox network's gateway,
@@ -48,7 +49,7 @@ pvesim_down() {
   local pid
   pid="$(cat "${PVESIM_DIR}/pid" 2>/dev/null || true)"
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-  rm -f "${PVESIM_DIR}/pid"
+  rm -f "${PVESIM_DIR}/pid" "${PVESIM_DIR}/state.json"
 }
 
 create() {
@@ -63,11 +64,13 @@ create() {
 
 up() {
   podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
-  for h in pai-db1 pai-proxy1 pai-mon1; do
+  for h in pai-db1 pai-mon1; do
     create "$h" --cap-add NET_ADMIN,NET_RAW,SYS_ADMIN
   done
-  podman volume exists pai-docker1-lib || podman volume create pai-docker1-lib >/dev/null
-  create pai-docker1 --privileged --cgroupns=private -v pai-docker1-lib:/var/lib/docker \
+  # The proxy host also runs the Docker stack (n8n behind nginx on 127.0.0.1:5678).
+  # No registry: the stack's stand-in image is imported from the image's rootfs tarball.
+  podman volume exists pai-proxy1-docker || podman volume create pai-proxy1-docker >/dev/null
+  create pai-proxy1 --privileged --cgroupns=private -v pai-proxy1-docker:/var/lib/docker \
     -v "${PAI_CACHE}/debian12-rootfs.tar:/opt/pai/debian12-rootfs.tar:ro"
   for h in "${HOSTS[@]}"; do
     for _ in $(seq 1 30); do
@@ -82,8 +85,8 @@ up() {
 
 down() {
   pvesim_down
-  for h in "${HOSTS[@]}"; do podman rm -f "$h" >/dev/null 2>&1 || true; done
-  podman volume rm -f pai-docker1-lib >/dev/null 2>&1 || true
+  for h in "${HOSTS[@]}" pai-docker1; do podman rm -f "$h" >/dev/null 2>&1 || true; done
+  podman volume rm -f pai-proxy1-docker pai-docker1-lib >/dev/null 2>&1 || true
   podman network rm -f "$NETWORK" >/dev/null 2>&1 || true
   echo "sandbox: removed"
 }

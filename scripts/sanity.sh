@@ -26,7 +26,9 @@ work="${PAI_SANITY_DIR:-/var/tmp/pai-sanity-$(echo "$PAI_ROOT" | sha256sum | cut
 dest="${work}/ansible_collections/proxmox_ai/hardening"
 mkdir -p "$dest"
 cd "$PAI_ROOT"
-git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
+# (files deleted in the work tree but still in the index are left out)
+git ls-files -z --cached --others --exclude-standard \
+  | while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done \
   | rsync -a --delete --from0 --files-from=- ./ "$dest/"
 # rsync --files-from does not delete stale files: prune what is no longer listed.
 ( cd "$dest" && find . -type f ! -path './tests/output/*' -printf '%P\n' ) | sort > "${work}/.have"

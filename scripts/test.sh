@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the quality gates stage by stage and prints what each cost.
-#   STAGES     which stages (default: all): lint sanity pytest molecule build
+#   STAGES     which stages (default: all): lint sanity pytest molecule sandbox build
+#              (bootstrap always runs first; sandbox = make demo + the audit break test, scripts/sandbox-test.sh)
 #   SCENARIOS  which molecule scenarios (default: every molecule/*/molecule.yml)
 #   PYTEST_ARGS extra pytest arguments (e.g. "-k retention")
 # Closes with a "stages: N passed, N failed" line; exits non-zero on any failure.
@@ -9,7 +10,7 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$PAI_ROOT" || exit 1
 
-ALL_STAGES="lint sanity pytest molecule build"
+ALL_STAGES="lint sanity pytest molecule sandbox build"
 STAGES="${STAGES:-$ALL_STAGES}"
 if [ -z "${SCENARIOS:-}" ]; then
   SCENARIOS="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort | tr '\n' ' ')"
@@ -83,7 +84,11 @@ for stage in $STAGES; do
       run_stage image bash scripts/build-image.sh
       for s in $SCENARIOS; do run_stage "molecule:${s}" stage_molecule "$s"; done
       ;;
+    sandbox)
+      drop_stale_install
+      run_stage sandbox bash scripts/sandbox-test.sh ;;
     build) run_stage build stage_build ;;
+    bootstrap) ;;
     *) echo "unknown stage '${stage}' (known: ${ALL_STAGES})"; failed=$((failed + 1)) ;;
   esac
 done
