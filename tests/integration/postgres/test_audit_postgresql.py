@@ -93,10 +93,12 @@ def test_backups_recent_and_decryptable(cluster, tmp_path):
     passfile.write_text("Backup-Passphrase-0123456789\n")
     _backup(cluster, backups / "postgres-20260101T000000Z.i100000.dump.enc", passfile)
 
-    def audit():
+    def audit(timer=""):
+        # No backup timer on this machine: the schedule part is skipped ("") except where tested below
+        # (the sandbox test covers a real, then stopped, pai-pg-backup.timer).
         play = [{"name": "audit", "hosts": "localhost", "gather_facts": False,
                  "vars": {"audit_checks": ["backups"], "audit_backup_dir": str(backups),
-                          "audit_backup_passphrase_file": str(passfile),
+                          "audit_backup_passphrase_file": str(passfile), "audit_backup_timer": timer,
                           "audit_report_dir": str(tmp_path), "audit_report_basename": "bk"},
                  "roles": [{"role": "proxmox_ai.hardening.audit"}]}]
         (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
@@ -114,6 +116,13 @@ def test_backups_recent_and_decryptable(cluster, tmp_path):
     item = audit()
     assert item["status"] == "pass", item
     assert "1 TABLE DATA entries" in item["evidence"][1]
+
+    # a fresh, decryptable backup but no schedule that makes the next one: fail, naming the timer
+    item = audit(timer="pai-test-no-such-backup.timer")
+    assert item["status"] == "fail", item
+    # "is not-found, inactive, ..." under systemd; "could not be read: ..." where systemd is not PID 1
+    assert item["reason"].startswith("backup schedule pai-test-no-such-backup.timer "), item
+    assert item["reason"].endswith(": no new backups will be made"), item
 
     # a newer backup encrypted with another passphrase does not decrypt: fail
     other = tmp_path / "other.pass"
