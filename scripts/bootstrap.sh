@@ -11,7 +11,7 @@ APT_PACKAGES=(
   debootstrap systemd-container podman runc uidmap slirp4netns iptables
   shellcheck git rsync make openssl curl ca-certificates
   python3 python3-venv python3-dev gcc libpq-dev
-  postgresql-15 postgresql-client-15 nginx-light
+  postgresql-15 postgresql-client-15 nginx-light pebble
 )
 
 as_root() {
