@@ -1,7 +1,7 @@
 # proxmox_ai.hardening: every target installs what it needs (scripts/bootstrap.sh).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-STAGES ?= lint sanity pytest molecule build
+STAGES ?= lint sanity pytest molecule sandbox build
 SCENARIOS ?=
 export STAGES SCENARIOS
 
