@@ -19,6 +19,7 @@ from ansible_collections.proxmox_ai.hardening.plugins.module_utils._secret_polic
     check_token,
     find_reused,
 )
+from ansible_collections.proxmox_ai.hardening.plugins.module_utils._secret_plan import parse_time
 
 PASS, FAIL, NOT_CHECKED = "pass", "fail", "not checked"
 STATUSES = (PASS, FAIL, NOT_CHECKED)
@@ -205,29 +206,17 @@ def compose_findings(config_text, secret_values):
     return {"leaked": leaked, "literal": sorted(literal), "file_keys": file_keys}
 
 
-def _parse_time(value):
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
-
-
 def secret_ages(metadata, max_days, now=None):
     """Ages of the secrets in the rotation metadata (the secrets role's file, or name -> {set_at}): ``{"ages": {name: days},
     "overdue": [names], "unknown": [names]}``."""
-    now = _parse_time(now) if isinstance(now, str) else now
+    now = parse_time(now) if isinstance(now, str) else now
     now = now or datetime.datetime.now(datetime.timezone.utc)
     ages, overdue, unknown = {}, [], []
     if isinstance(metadata, dict) and isinstance(metadata.get("secrets"), dict) and "version" in metadata:
         # the secrets role's file: {"version": 1, "secrets": {name: {"set_at": ...}}, "pending": [...]}
         metadata = metadata["secrets"]
     for name, entry in sorted((metadata or {}).items()):
-        set_at = _parse_time((entry or {}).get("set_at") if isinstance(entry, dict) else None)
+        set_at = parse_time((entry or {}).get("set_at") if isinstance(entry, dict) else None)
         if set_at is None:
             unknown.append(name)
             continue

@@ -157,7 +157,8 @@ def _render_env(text, names, values, with_block):
     return "\n".join(kept) + "\n"
 
 
-def _parse_time(value):
+def parse_time(value):
+    """An ISO 8601 time (``Z`` allowed) as an aware datetime, UTC when it names no zone; None if unparsable."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -205,7 +206,7 @@ def plan_secrets(definitions, supplied=None, env_text=None, files=None, metadata
         unknown = sorted(set(rotate) - set(names))
         if unknown:
             raise PlanError("cannot rotate undefined secrets: %s" % ", ".join(unknown))
-    now_dt = _parse_time(now) or datetime.datetime.now(datetime.timezone.utc)
+    now_dt = parse_time(now) or datetime.datetime.now(datetime.timezone.utc)
     now_str = now_dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     env_values = parse_env(env_text)
 
@@ -223,7 +224,7 @@ def plan_secrets(definitions, supplied=None, env_text=None, files=None, metadata
             prev = None
         if prev is not None:
             previous[name] = prev
-        set_at = _parse_time((metadata.get(name) or {}).get("set_at"))
+        set_at = parse_time((metadata.get(name) or {}).get("set_at"))
         age = (now_dt - set_at).days if set_at else None
         due = age is not None and age >= int(rotation_days)
         forced = rotate is True or (isinstance(rotate, (list, tuple)) and name in rotate)
@@ -284,7 +285,7 @@ def plan_secrets(definitions, supplied=None, env_text=None, files=None, metadata
                            "age_days": None, "due": False})
             continue
         old = metadata.get(name) if isinstance(metadata.get(name), dict) else {}
-        if name in changed or not _parse_time(old.get("set_at")):
+        if name in changed or not parse_time(old.get("set_at")):
             source = {"supplied": "supplied", "kept": "existing"}.get(actions[name], "generated")
             entry = {"set_at": now_str, "source": source}
         else:
@@ -292,7 +293,7 @@ def plan_secrets(definitions, supplied=None, env_text=None, files=None, metadata
             if actions[name] == "supplied":
                 entry["source"] = "supplied"
         new_meta[name] = entry
-        age = (now_dt - _parse_time(entry["set_at"])).days
+        age = (now_dt - parse_time(entry["set_at"])).days
         report.append({"name": name, "action": actions[name], "source": entry["source"], "set_at": entry["set_at"],
                        "age_days": age, "due": name in cannot_rotate or (name in due_names and name not in changed),
                        "reason": reasons.get(name, "")})
