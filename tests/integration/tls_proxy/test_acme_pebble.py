@@ -8,7 +8,9 @@ challenge for real: it resolves the name through pebble-challtestsrv's DNS,
 which answers with the container's address, and fetches the token from the
 container's nginx on port 80. Asserted: the certificate nginx serves on 443
 chains to Pebble's root, a second run changes nothing, and a renewal (more
-days asked than remain) serves a new certificate after nginx reloads.
+days asked than remain) serves a new certificate after nginx reloads. Pebble
+reuses valid authorizations here, as Let's Encrypt does for 30 days, so the
+renewal's order comes without a challenge and must still be finalized.
 """
 from __future__ import annotations
 
@@ -79,7 +81,9 @@ def fixture_lab(tmp_path_factory):
             "listenAddress": f"{gateway}:{acme_port}", "managementListenAddress": f"{gateway}:{mgmt_port}",
             "certificate": str(tmp / "pebble.pem"), "privateKey": str(tmp / "pebble.key"),
             "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": False}}))
-        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
+        # PEBBLE_AUTHZREUSE=100: like Let's Encrypt, a valid authorization is reused,
+        # so the renewal below gets an order with no challenge (a real-world path)
+        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0", PEBBLE_AUTHZREUSE="100")
         log = open(tmp / "pebble.log", "w", encoding="utf-8")  # pylint: disable=consider-using-with
         procs.append(subprocess.Popen(  # pylint: disable=consider-using-with
             ["pebble-challtestsrv", "-defaultIPv4", address, "-defaultIPv6", "", "-dns01", f"{gateway}:{dns_port}",
