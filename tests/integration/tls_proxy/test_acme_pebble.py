@@ -131,6 +131,8 @@ def _converge(lab, **extra):
                            str(tmp / "hosts.ini"), str(tmp / "play.yml")], capture_output=True, text=True,
                           env=env, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:] + (tmp / "pebble.log").read_text()[-2000:]
+    # the account is handled by acme_account: no deprecated account handling in acme_certificate
+    assert "modify_account" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
     recap = proc.stdout[proc.stdout.rindex("PLAY RECAP"):]
     return int(recap.split("changed=")[1].split()[0])
 
