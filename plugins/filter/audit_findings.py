@@ -72,13 +72,13 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.proxmox_ai.hardening.plugins.module_utils import _audit
+from ansible_collections.proxmox_ai.hardening.plugins.module_utils import _audit, _secret_plan
 
 
 def audit_findings(data, kind, secrets=None, max_days=90, expected=None, min_length=16):
     """Dispatch on ``kind``; see DOCUMENTATION."""
     if kind == "env":
-        return _audit.parse_env(data if isinstance(data, str) else "")
+        return _secret_plan.parse_env(data if isinstance(data, str) else "")
     if kind == "secrets":
         return _audit.secret_findings(data if isinstance(data, dict) else {}, min_length=min_length)
     if kind == "compose":

@@ -150,23 +150,6 @@ def render_markdown(report):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def parse_env(text):
-    """KEY=VALUE pairs of a .env text (quotes stripped, comments ignored)."""
-    values = {}
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, value = line.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 def secret_findings(values, min_length=16, extra_words=()):
     """Weak and reused secrets among ``values`` (name -> value), by NAME only.
 

@@ -49,7 +49,11 @@ BLOCK_BEGIN = "# BEGIN proxmox_ai.hardening.secrets (managed by Ansible: values 
 BLOCK_END = "# END proxmox_ai.hardening.secrets"
 _NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _FILE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_ENV_LINE_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+# NAME=value, optionally after "export". Names are read loosely (anything up to
+# "=" without blanks or "#"): compose accepts such keys, and the audit must see
+# a secret under a dashed or dotted name too; the names this module writes are
+# identifiers anyway.
+_ENV_LINE_RE = re.compile(r"^\s*(?:export\s+)?([^\s=#]+)\s*=(.*)$")
 
 
 class PlanError(ValueError):

@@ -130,6 +130,13 @@ def _unsafe(value: str):
     return [names.get(c, "control character") for c in found]
 
 
+def _unsafe_problem(value: str, allow_unsafe: bool):
+    unsafe = [] if allow_unsafe else _unsafe(value)
+    if not unsafe:
+        return []
+    return ["contains characters that break .env files, compose files, DSNs or shells (%s)" % ", ".join(unsafe)]
+
+
 def check_secret(value, min_length: int = 16, extra_words=(), allow_unsafe: bool = False):
     """Return the list of policy problems of ``value`` (empty when it passes).
 
@@ -153,12 +160,7 @@ def check_secret(value, min_length: int = 16, extra_words=(), allow_unsafe: bool
         problems.append("repeats too few distinct characters")
     if is_weak(value, extra_words):
         problems.append("is a known default or weak value, or is built from one")
-    if not allow_unsafe:
-        unsafe = _unsafe(value)
-        if unsafe:
-            problems.append("contains characters that break .env files, compose files, DSNs or shells (%s)"
-                            % ", ".join(unsafe))
-    return problems
+    return problems + _unsafe_problem(value, allow_unsafe)
 
 
 def check_token(value, min_length: int = 8, extra_words=(), allow_unsafe: bool = False):
@@ -177,12 +179,7 @@ def check_token(value, min_length: int = 8, extra_words=(), allow_unsafe: bool =
         problems.append("is a placeholder, not a real token")
     elif is_weak(re.sub(r"^(xox[a-z]|xapp)-", "", lowered), extra_words):
         problems.append("is a known default or weak value, or is built from one")
-    if not allow_unsafe:
-        unsafe = _unsafe(value)
-        if unsafe:
-            problems.append("contains characters that break .env files, compose files, DSNs or shells (%s)"
-                            % ", ".join(unsafe))
-    return problems
+    return problems + _unsafe_problem(value, allow_unsafe)
 
 
 def generate_secret(length: int = 32, symbols: str = SAFE_SYMBOLS) -> str:

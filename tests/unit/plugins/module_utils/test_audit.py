@@ -88,11 +88,6 @@ def test_secret_findings_name_never_value():
     assert "changeme" not in text and STRONG_A not in text and "your-token" not in text
 
 
-def test_parse_env():
-    env = _audit.parse_env("# c\nexport A='x y'\nB=\"q\"\n\nC=1=2\nbroken\n")
-    assert env == {"A": "x y", "B": "q", "C": "1=2"}
-
-
 def test_compose_findings():
     config = ("services:\n  app:\n    environment:\n      POSTGRES_PASSWORD_FILE: /run/secrets/pg\n"
               "      N8N_BASIC_AUTH_PASSWORD: %s\n      DB_HOST: db\n" % STRONG_B)

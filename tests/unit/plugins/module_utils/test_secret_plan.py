@@ -205,3 +205,9 @@ def test_filter_wraps_errors_for_ansible():
     assert plan_filter(DEFS, now=NOW)["actions"]["API_KEY"] == "generated"
     with pytest.raises(AnsibleFilterError, match="secrets_plan: delivery"):
         plan_filter(DEFS, delivery="carrier-pigeon")
+
+
+def test_parse_env_reads_every_assignment_the_audit_needs():
+    # one parser for the secrets plan and the audit (filter audit_findings kind=env)
+    text = "# c\nexport A='x y'\nB=\"q\"\n\nC=1=2\nbroken\n  # D=commented\nmy-app.PASSWORD = s3cret\nB=last\n"
+    assert parse_env(text) == {"A": "x y", "B": "last", "C": "1=2", "my-app.PASSWORD": "s3cret"}
